@@ -18,6 +18,7 @@ class BootstrapReport:
 
 
 def prepare(platform: Platform, *, seed: bool) -> BootstrapReport:
+    _ = platform.signing_key  # generated now (var/secret.key, 0600) if not configured: fail early, not at login
     platform.db.upgrade()
     with platform.transaction() as session:
         ensure_communes(session, platform.clock)

@@ -261,7 +261,7 @@ def test_filters_bbox_near_and_cursor_paging(client: TestClient, admin: dict[str
     # ~50 m around the first point: itself and its neighbours 0.0002° (15 m east, 22 m north) away.
     near = client.get("/api/v1/assets?near=5.0400,47.3200&radius=25&type=camera", headers=admin).json()
     assert {f["id"] for f in near["features"]} & set(ids) == {ids[0], ids[1], ids[10]}
-    # Cursor paging over the bbox returns every asset exactly once, in id order.
+    # Cursor paging over the bbox returns every asset exactly once.
     seen: list[str] = []
     url = f"/api/v1/assets?bbox={box}&type=camera&limit=7&count=true"
     while url:
@@ -269,7 +269,8 @@ def test_filters_bbox_near_and_cursor_paging(client: TestClient, admin: dict[str
         assert page["numberMatched"] == len(in_box["features"])
         seen += [f["id"] for f in page["features"]]
         url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
-    assert seen == sorted(seen) and len(seen) == len(set(seen)) == len(in_box["features"])
+    assert len(seen) == len(set(seen)) == len(in_box["features"])
+    assert set(seen) == {f["id"] for f in in_box["features"]}
     assert_problem(client.get("/api/v1/assets?cursor=%%%", headers=admin), 400, "bad-request")
     assert_problem(client.get("/api/v1/assets?bbox=1,2,3", headers=admin), 400, "bad-request")
     assert_problem(client.get("/api/v1/assets?type=ufo", headers=admin), 422, "unknown-asset-type")
@@ -382,3 +383,65 @@ def test_asset_types_catalogue(client: TestClient, admin: dict[str, str]) -> Non
     }
     assert types["streetlight"]["ngsi_type"] == "Streetlight"
     assert "nominal_power_w" in types["streetlight"]["attributes_schema"]["properties"]
+
+
+def test_search_ignores_case_and_accents(client: TestClient, admin: dict[str, str]) -> None:
+    tag = uid("acc")
+    body = cabinet_body(tag, *TALANT_XY, address="Rue de l'Église Saint-Éloi")
+    assert client.post("/api/v1/assets", headers=admin, json=body).status_code == 201
+    for query in ("ÉGLISE SAINT", "eglise saint-eloi", "Église"):
+        found = {
+            f["id"]
+            for f in client.get("/api/v1/assets", params={"q": query, "limit": 5000}, headers=admin).json()["features"]
+        }
+        assert f"urn:ngsi-ld:StreetlightControlCabinet:{tag}" in found, query
+    # LIKE wildcards in the text are literal.
+    assert client.get("/api/v1/assets", params={"q": "%_%"}, headers=admin).json()["features"] == []
+
+
+def test_parent_filter_lists_what_a_cabinet_feeds(client: TestClient, admin: dict[str, str]) -> None:
+    cab = client.post("/api/v1/assets", headers=admin, json=cabinet_body(uid("feed"), *TALANT_XY)).json()["id"]
+    lights = [
+        client.post(
+            "/api/v1/assets", headers=admin, json=light_body(uid("pl"), cab, TALANT_XY[0], TALANT_XY[1] + 0.0003 * i)
+        ).json()["id"]
+        for i in range(3)
+    ]
+    fed = client.get("/api/v1/assets", params={"parent": cab}, headers=admin).json()["features"]
+    assert sorted(f["id"] for f in fed) == sorted(lights)
+    other = client.post("/api/v1/assets", headers=admin, json=cabinet_body(uid("feed2"), *TALANT_XY)).json()["id"]
+    client.patch(f"/api/v1/assets/{lights[0]}", headers=admin, json={"attributes": {"cabinet": other}})
+    assert len(client.get("/api/v1/assets", params={"parent": cab}, headers=admin).json()["features"]) == 2
+    assert [
+        f["id"] for f in client.get("/api/v1/assets", params={"parent": other}, headers=admin).json()["features"]
+    ] == [lights[0]]
+
+
+def test_list_pages_never_serve_a_stale_feature(client: TestClient, admin: dict[str, str]) -> None:
+    """Pages come from an in-memory feature cache keyed by version: a change must show at once."""
+    tag = uid("stale")
+    asset_id = client.post("/api/v1/assets", headers=admin, json=cabinet_body(tag, *TALANT_XY)).json()["id"]
+    box = f"{TALANT_XY[0] - 0.0001},{TALANT_XY[1] - 0.0001},{TALANT_XY[0] + 0.0001},{TALANT_XY[1] + 0.0001}"
+
+    def listed_name() -> str:
+        page = client.get(f"/api/v1/assets?bbox={box}&limit=5000", headers=admin).json()
+        return next(f["properties"]["name"] for f in page["features"] if f["id"] == asset_id)
+
+    assert listed_name() == f"Armoire {tag}"  # now cached
+    client.patch(f"/api/v1/assets/{asset_id}", headers=admin, json={"name": "Armoire renommée"})
+    assert listed_name() == "Armoire renommée"
+
+
+def test_feature_cache_stays_bounded(platform: Any) -> None:
+    from sqlalchemy import select
+
+    from metropilot.assets.models import Asset
+    from metropilot.assets.service import FeatureCache
+
+    cache = FeatureCache(max_entries=3)
+    with platform.db.read() as session:
+        keys = [(pk, v) for pk, v in session.execute(select(Asset.pk, Asset.version).order_by(Asset.pk).limit(5))]
+        assert len(cache.take(session, keys[:2])) == 2 and len(cache) == 2
+        assert cache.take(session, keys[:2]) and cache.hits == 2
+        features = cache.take(session, keys[2:5])  # would exceed 3 entries: emptied first
+        assert len(features) == 3 and len(cache) == 3

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metropilot.core.geo import BBox, grid_cell, grid_cells, grid_ranges, haversine_m, haversine_many_m
+from metropilot.core.geo import (
+    BBox,
+    grid_cell,
+    grid_cells,
+    grid_cells_covering,
+    grid_ranges,
+    haversine_m,
+    haversine_many_m,
+)
 
 
 def test_haversine_matches_known_distance() -> None:
@@ -50,3 +58,11 @@ def test_every_point_in_a_bbox_falls_in_one_of_its_grid_ranges() -> None:
 def test_small_boxes_use_one_range_per_grid_row() -> None:
     box = BBox(5.03, 47.31, 5.04, 47.316)
     assert len(grid_ranges(box)) == 4
+
+
+def test_listed_cells_agree_with_ranges() -> None:
+    box = BBox(5.031, 47.315, 5.037, 47.3195)
+    listed = grid_cells_covering(box)
+    assert listed is not None
+    assert sorted(listed) == [c for lo, hi in grid_ranges(box) for c in range(lo, hi + 1)]
+    assert grid_cells_covering(BBox(4.9, 47.2, 5.2, 47.4)) is None  # the whole métropole: use ranges

@@ -106,3 +106,27 @@ def test_importing_official_contours_is_all_or_nothing(
     assert platform.need(TerritoryIndex).sources["21003"] == "IGN ADMIN EXPRESS test"  # index refreshed
     entries = client.get("/api/v1/audit?action=territory.boundary_imported", headers=admin).json()["items"]
     assert entries[0]["target_id"] == "21003"
+
+
+def test_roads_are_served_with_an_etag(client: TestClient, admin: dict[str, str], platform: Platform) -> None:
+    from metropilot.territory.service import replace_roads
+
+    class Road:
+        commune, name, road_class, from_node, to_node = "21617", "Rue test", "residential", 1, 2
+        coords = [(5.005, 47.337), (5.006, 47.337)]  # noqa: RUF012
+        length_m = 75.5
+
+    with platform.transaction() as session:
+        replace_roads(session, [Road()], source="test", actor="tester", clock=platform.clock)
+    first = client.get("/api/v1/roads", headers=admin)
+    assert first.status_code == 200 and first.headers["etag"]
+    names = [f["properties"]["name"] for f in first.json()["features"]]
+    assert "Rue test" in names
+    again = client.get("/api/v1/roads", headers={**admin, "If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    with platform.transaction() as session:
+        Road.name = "Rue renommée"
+        replace_roads(session, [Road()], source="test", actor="tester", clock=platform.clock)
+    changed = client.get("/api/v1/roads", headers={**admin, "If-None-Match": first.headers["etag"]})
+    assert changed.status_code == 200 and changed.headers["etag"] != first.headers["etag"]
+    assert "Rue renommée" in changed.text and "Rue test" not in changed.text

@@ -95,7 +95,7 @@ def ensure_admin(session: Session, settings: Settings, clock: Clock) -> str | No
         target_type="user",
         target_id=ADMIN_USERNAME,
         after=_snapshot(admin),
-        reason="first administrator",
+        reason="premier administrateur",
     )
     return password if generated else None
 
@@ -151,7 +151,7 @@ def login(
                 target_type="user",
                 target_id=user.username,
                 after={"locked_until": user.locked_until.isoformat()},
-                reason=f"{settings.login_max_failures} failed logins",
+                reason=f"{settings.login_max_failures} échecs de connexion",
             )
         return Problem("invalid-credentials", "Unknown username or wrong password.", error="invalid_grant")
     user.failed_logins = 0
@@ -183,7 +183,7 @@ def refresh(session: Session, token: str, *, key: str, settings: Settings, clock
             at=now,
             target_type="user",
             target_id=user.username,
-            reason="a revoked refresh token was presented again",
+            reason="jeton de rafraîchissement déjà utilisé présenté à nouveau",
         )
         return Problem(
             "invalid-credentials", "The refresh token was already used; sign in again.", error="invalid_grant"

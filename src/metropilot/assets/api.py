@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from metropilot.assets import importer, service
@@ -31,6 +31,7 @@ from metropilot.core.problems import Problem
 from metropilot.territory.service import TerritoryIndex
 
 router = APIRouter(prefix="/api/v1", tags=["assets"])
+_IMPORT_LIMITER = CapacityLimiter(1)
 
 GEOJSON = "application/geo+json"
 Reader = Annotated[Principal, Depends(require(Permission.ASSETS_READ))]
@@ -45,6 +46,13 @@ def placement_of(platform: Platform) -> service.Placement:
         boundary_tolerance_m=platform.settings.boundary_tolerance_m,
         commune_tolerance_m=platform.settings.commune_tolerance_m,
     )
+
+
+def feature_cache(platform: Platform) -> service.FeatureCache:
+    try:
+        return platform.need(service.FeatureCache)
+    except LookupError:
+        return platform.provide(service.FeatureCache(platform.settings.feature_cache_entries))
 
 
 def _split(values: Sequence[str] | None) -> frozenset[str] | None:
@@ -62,6 +70,7 @@ def asset_filter(
     radius: Annotated[float | None, Query(gt=0, le=50_000, description="metres, with near")] = None,
     q: Annotated[str | None, Query(max_length=100, description="Text in the name, address or id")] = None,
     include_retired: bool = False,
+    parent: Annotated[str | None, Query(description="Assets hanging off this one (a cabinet's streetlights)")] = None,
 ) -> service.AssetFilter:
     types = _split(type)
     if types is not None and (unknown := sorted(types - set(ASSET_TYPES))):
@@ -101,6 +110,7 @@ def asset_filter(
         near=circle,
         text=q or None,
         include_retired=include_retired,
+        parent=parent,
     )
 
 
@@ -162,17 +172,17 @@ def list_assets(
     Paging follows OGC API - Features: the ``next`` link carries an opaque cursor.
     """
     with platform.db.read() as session:
-        page = service.list_features(session, principal, flt, limit=limit, cursor=cursor)
+        page = service.list_features(session, principal, flt, limit=limit, cursor=cursor, cache=feature_cache(platform))
         matched = service.count(session, principal, flt) if count else None
     links = [{"rel": "self", "type": GEOJSON, "href": str(request.url)}]
     if page.next_cursor:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
         params.append(("cursor", page.next_cursor))
         links.append({"rel": "next", "type": GEOJSON, "href": f"{request.url.path}?{urlencode(params)}"})
-    tail: dict[str, Any] = {"numberReturned": len(page.features), "links": links}
+    tail: dict[str, Any] = {"numberReturned": page.returned, "links": links}
     if matched is not None:
         tail["numberMatched"] = matched
-    body = '{"type":"FeatureCollection","features":[' + ",".join(page.features) + "]," + orjson.dumps(tail).decode()[1:]
+    body = b"".join((b'{"type":"FeatureCollection","features":[', page.features, b"],", orjson.dumps(tail)[1:]))
     return Response(content=body, media_type=GEOJSON)
 
 
@@ -242,7 +252,11 @@ async def import_assets(
             "unsupported-media-type",
             f"Cannot import {media or 'a body without Content-Type'}: send GeoJSON or CSV.",
         )
-    return await run_in_threadpool(_run_import, platform, principal, content, fmt, source, dry_run)
+    # Imports run on their own thread (one at a time per process): a 20-second import must not take
+    # one of the few threads that serve every other request.
+    return await to_thread.run_sync(
+        _run_import, platform, principal, content, fmt, source, dry_run, limiter=_IMPORT_LIMITER
+    )
 
 
 def _run_import(

@@ -16,6 +16,7 @@ import csv
 import gc
 import hashlib
 import io
+import operator
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -27,11 +28,12 @@ from typing import Any
 import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from metropilot.assets.models import ImportBatch
 from metropilot.assets.schemas import INSEE_PATTERN, ImportReport, ImportRowError
-from metropilot.assets.service import Placement, existing_ids, ids_of_type, render_feature
+from metropilot.assets.service import Placement, existing_ids, ids_of_type, parent_of, render_feature, search_text
 from metropilot.assets.types import ASSET_TYPES, AssetStatus, AssetTypeKey, validate_attributes
 from metropilot.core import audit
 from metropilot.core.bus import emit
@@ -351,7 +353,7 @@ def _import_assets(
         target_type="asset_import_batch",
         target_id=batch_id,
         after={"count": len(valid), "by_type": by_type, "sha256": sha256, "source": source, "format": fmt},
-        reason=f"bulk import of {len(valid)} assets",
+        reason=f"import en masse de {len(valid)} équipements",
     )
     emit(session, "assets.import.completed", {"batch_id": batch_id, "count": len(valid), "by_type": by_type})
     return ImportReport(batch_id=batch_id, dry_run=False, created=len(valid), by_type=by_type, sha256=sha256)
@@ -495,14 +497,19 @@ def _write(session: Session, valid: list[_Valid], batch_id: str, now: datetime) 
             "retired_at": None,
         }
         values["feature"] = render_feature(values)
+        values["search_text"] = search_text(values)
+        values["parent_id"] = parent_of(row.type, item.attributes)
         values["import_batch_id"] = batch_id
         values["cell"] = grid_cell(row.lon, row.lat)
-        rows.append(tuple(values[c] for c in _COLUMNS))
+        rows.append(_row_of(values))
     rows.sort()  # id order: B-tree indexes then grow at their right edge instead of splitting pages
     if session.get_bind().dialect.name == "postgresql":
         _copy_postgresql(session, rows)
     else:
         _insert_sqlite(session, rows, now)
+    if len(rows) >= 10_000:
+        # A large import changes the table's statistics: refresh them so plans stay index-driven.
+        session.execute(text("ANALYZE asset"))
 
 
 _COLUMNS = (
@@ -525,8 +532,11 @@ _COLUMNS = (
     "updated_at",
     "retired_at",
     "feature",
+    "search_text",
+    "parent_id",
     "import_batch_id",
 )
+_row_of = operator.itemgetter(*_COLUMNS)
 _ATTRIBUTES = _COLUMNS.index("attributes")
 _INSTALLED_ON = _COLUMNS.index("installed_on")
 _TIMESTAMPS = (_COLUMNS.index("created_at"), _COLUMNS.index("updated_at"))

@@ -29,10 +29,14 @@ class ImportBatch(Base):
 class Asset(Base):
     __tablename__ = "asset"
     __table_args__ = (
-        Index("ix_asset_type_id", "type", "id"),
-        Index("ix_asset_commune_id", "commune_code", "id"),
+        # Pages are in registration (pk) order: these serve "one type" / "one commune" pages without a sort.
+        Index("ix_asset_type_pk", "type", "pk"),
+        Index("ix_asset_commune_pk", "commune_code", "pk"),
         Index("ix_asset_status", "status"),
-        Index("ix_asset_cell", "cell"),
+        Index("ix_asset_parent_id", "parent_id"),
+        # Covering index for map queries: a bounding box filtered by type, status and commune yields
+        # its keys and versions from the index alone, without reading the (wide) rows.
+        Index("ix_asset_cell", "cell", "lon", "lat", "type", "status", "commune_code", "version"),
     )
 
     pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -54,6 +58,12 @@ class Asset(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     retired_at: Mapped[datetime | None]
+    # The asset this one hangs off (a streetlight's cabinet): indexed, so "what does this cabinet feed"
+    # is a lookup, not a scan of every streetlight's attributes.
+    parent_id: Mapped[str | None] = mapped_column(String(200))
+    # Name, address and id folded to lowercase ASCII: accent- and case-insensitive search on both
+    # databases (SQLite's lower() only folds ASCII letters).
+    search_text: Mapped[str] = mapped_column(Text)
     import_batch_id: Mapped[str | None] = mapped_column(ForeignKey("asset_import_batch.id"))
     # The asset rendered as a GeoJSON Feature at every write ("render on write"): list and bbox
     # queries concatenate these instead of rebuilding thousands of dicts per request.

@@ -135,6 +135,18 @@ def grid_cells(lon: FloatArray, lat: FloatArray) -> npt.NDArray[np.int64]:
     return result
 
 
+_MAX_LISTED_CELLS = 512
+
+
+def grid_cells_covering(box: BBox) -> list[int] | None:
+    """Every cell number a bbox touches, or None when there are too many to list (then use ranges)."""
+    first_row, last_row = int((box.min_lat + 90.0) // GRID_DEG), int((box.max_lat + 90.0) // GRID_DEG)
+    first_col, last_col = int((box.min_lon + 180.0) // GRID_DEG), int((box.max_lon + 180.0) // GRID_DEG)
+    if (last_row - first_row + 1) * (last_col - first_col + 1) > _MAX_LISTED_CELLS:
+        return None
+    return [row * _GRID_COLS + col for row in range(first_row, last_row + 1) for col in range(first_col, last_col + 1)]
+
+
 def grid_ranges(box: BBox) -> list[tuple[int, int]]:
     """Inclusive cell-number ranges covering a bbox: one per grid row (one overall for huge boxes)."""
     first_row, last_row = int((box.min_lat + 90.0) // GRID_DEG), int((box.max_lat + 90.0) // GRID_DEG)

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     # Largest accepted bulk import body (a 350,000-asset GeoJSON file is ~200 MB).
     max_import_bytes: int = 512 * 1024 * 1024
 
+    # Rendered features kept in memory per process for list pages (~0.7 kB each; 0 disables).
+    feature_cache_entries: int = Field(default=400_000, ge=0)
+
+    # Threads running blocking request handlers in each process. Few is fastest (GIL): run one
+    # process per core (`metropilot serve --workers N`) rather than many threads.
+    worker_threads: int = Field(default=2, ge=1, le=256)
+
     log_level: str = "INFO"
     log_json: bool = False
 

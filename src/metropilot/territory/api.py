@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from metropilot.core.auth import current_principal, get_platform, require
+from metropilot.core.models import AuditEntry
 from metropilot.core.permissions import Permission, Principal
 from metropilot.core.platform import Platform
 from metropilot.core.problems import Problem
@@ -85,21 +87,44 @@ async def import_boundaries(
     return {"updated": await run_in_threadpool(run)}
 
 
-@router.get("/roads", responses={200: {"content": {GEOJSON: {}}}})
+@dataclass
+class RoadsCache:
+    """Rendered road collections by filter, valid while the road table is unchanged (roads change
+    rarely and the collection is ~3 MB: rebuilding it per request slowed every other request)."""
+
+    entries: dict[tuple[str | None, str | None], tuple[str, bytes]] = field(default_factory=dict)
+
+
+@router.get("/roads", responses={200: {"content": {GEOJSON: {}}}, 304: {"description": "Not modified"}})
 def list_roads(
+    request: Request,
     _: Annotated[Principal, Depends(current_principal)],
     platform: PlatformDep,
     commune: str | None = None,
     road_class: Annotated[str | None, Query(pattern="^(primary|secondary|residential)$")] = None,
 ) -> Response:
-    """Road segments as GeoJSON LineStrings (the road graph's edges: ``from_node`` -> ``to_node``)."""
-    query = select(RoadSegment).order_by(RoadSegment.id)
-    if commune:
-        query = query.where(RoadSegment.commune_code == commune)
-    if road_class:
-        query = query.where(RoadSegment.road_class == road_class)
-    parts: list[str] = []
+    """Road segments as GeoJSON LineStrings (the road graph's edges: ``from_node`` -> ``to_node``).
+    Served with an ETag: send ``If-None-Match`` to get 304 while the roads are unchanged."""
+    try:
+        cache = platform.need(RoadsCache)
+    except LookupError:
+        cache = platform.provide(RoadsCache())
     with platform.db.read() as session:
+        # Every replacement of the roads is audited: the last such entry versions the road table.
+        version = session.scalar(select(func.max(AuditEntry.seq)).where(AuditEntry.action == service.ROADS_REPLACED))
+        etag = f'"roads-{version or 0}-{commune or "all"}-{road_class or "all"}"'
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        cached = cache.entries.get((commune, road_class))
+        if cached is not None and cached[0] == etag:
+            return Response(content=cached[1], media_type=GEOJSON, headers=headers)
+        query = select(RoadSegment).order_by(RoadSegment.id)
+        if commune:
+            query = query.where(RoadSegment.commune_code == commune)
+        if road_class:
+            query = query.where(RoadSegment.road_class == road_class)
+        parts: list[str] = []
         for road in session.scalars(query):
             properties = {
                 "name": road.name,
@@ -114,4 +139,6 @@ def list_roads(
                 f'{{"type":"Feature","id":{road.id},"geometry":{{"type":"LineString","coordinates":{road.coordinates}}},'
                 f'"properties":{orjson.dumps(properties).decode()}}}'
             )
-    return Response(content='{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}", media_type=GEOJSON)
+    body = ('{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}").encode()
+    cache.entries[(commune, road_class)] = (etag, body)
+    return Response(content=body, media_type=GEOJSON, headers=headers)

@@ -34,6 +34,7 @@ from metropilot.core.problems import Problem
 from metropilot.territory.models import Commune, RoadSegment
 
 APPROXIMATION = "approximation"
+ROADS_REPLACED = "territory.roads_replaced"  # audit action, also the version of the road table
 # How far the métropole's outline extends beyond the outermost reference points.
 _OUTLINE_MARGIN_M = 1800.0
 
@@ -134,7 +135,7 @@ def ensure_communes(session: Session, clock: Clock) -> int:
         at=now,
         target_type="commune",
         after={"codes": sorted(r.code for r in missing), "boundary_source": APPROXIMATION},
-        reason="reference list of the communes of the métropole",
+        reason="liste de référence des communes de la métropole",
     )
     session.flush()
     return len(missing)
@@ -322,7 +323,7 @@ def replace_roads(session: Session, roads: Iterable[RoadLike], *, source: str, a
     audit.record(
         session,
         actor,
-        "territory.roads_replaced",
+        ROADS_REPLACED,
         at=clock.now(),
         target_type="road_segment",
         before={"source": source, "count": removed},

@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 import structlog
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -73,6 +74,10 @@ def create_app(platform: Platform | None = None, *, bootstrap: bool = True) -> F
             report = prepare(platform, seed=platform.settings.seed_on_start)
             if report.admin_password:
                 log.warning("first administrator created", username="admin", password=report.admin_password)
+        # Few threads, busy, beat many threads fighting over the GIL: with 40 (anyio's default) a
+        # burst of requests made each wait through many GIL hand-overs (4x lower throughput measured,
+        # see BENCHMARKS.md).
+        to_thread.current_default_thread_limiter().total_tokens = platform.settings.worker_threads
         await platform.bus.start()
         platform.ready = True
         try:

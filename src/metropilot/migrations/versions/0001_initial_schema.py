@@ -107,6 +107,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("parent_id", sa.String(length=200), nullable=True),
+        sa.Column("search_text", sa.Text(), nullable=False),
         sa.Column("import_batch_id", sa.String(length=32), nullable=True),
         sa.Column("feature", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["commune_code"], ["commune.code"], name=op.f("fk_asset_commune_code_commune")),
@@ -119,10 +121,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("id", name=op.f("uq_asset_id")),
     )
     with op.batch_alter_table("asset", schema=None) as batch_op:
-        batch_op.create_index("ix_asset_cell", ["cell"], unique=False)
-        batch_op.create_index("ix_asset_commune_id", ["commune_code", "id"], unique=False)
+        batch_op.create_index(
+            "ix_asset_cell", ["cell", "lon", "lat", "type", "status", "commune_code", "version"], unique=False
+        )
+        batch_op.create_index("ix_asset_commune_pk", ["commune_code", "pk"], unique=False)
+        batch_op.create_index("ix_asset_parent_id", ["parent_id"], unique=False)
         batch_op.create_index("ix_asset_status", ["status"], unique=False)
-        batch_op.create_index("ix_asset_type_id", ["type", "id"], unique=False)
+        batch_op.create_index("ix_asset_type_pk", ["type", "pk"], unique=False)
 
     op.create_table(
         "refresh_token",
@@ -178,9 +183,10 @@ def downgrade() -> None:
 
     op.drop_table("refresh_token")
     with op.batch_alter_table("asset", schema=None) as batch_op:
-        batch_op.drop_index("ix_asset_type_id")
+        batch_op.drop_index("ix_asset_type_pk")
         batch_op.drop_index("ix_asset_status")
-        batch_op.drop_index("ix_asset_commune_id")
+        batch_op.drop_index("ix_asset_parent_id")
+        batch_op.drop_index("ix_asset_commune_pk")
         batch_op.drop_index("ix_asset_cell")
 
     op.drop_table("asset")
